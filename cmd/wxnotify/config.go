@@ -1,0 +1,281 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wxnotify/wxnotify/tasks"
+	"github.com/wxnotify/wxnotify/wechat"
+)
+
+// envVar documents one environment variable. The table is the single
+// source for `wxnotify help env`, the README's configuration table and
+// the docker-compose test.
+type envVar struct {
+	Name    string
+	Default string
+	Usage   string
+}
+
+var envVars = []envVar{
+	{"REDIS_URL", "redis://127.0.0.1:6379/0",
+		"Redis of the queue and the token cache: redis://, rediss:// (TLS), " +
+			"redis-socket://, redis-sentinel://"},
+	{"WECHAT_APPID", "", "appid of the single account to send for"},
+	{"WECHAT_SECRET", "", "AppSecret of that account (never printed)"},
+	{"WECHAT_SECRET_FILE", "", "read WECHAT_SECRET from this file instead (Docker/K8s secrets)"},
+	{"WECHAT_ACCOUNTS_FILE", "", "YAML file listing several accounts (appid, secret or " +
+		"secret_file); replaces WECHAT_APPID/WECHAT_SECRET"},
+	{"WECHAT_API_BASE", wechat.DefaultBaseURL, "base URL of the WeChat API (a proxy, the fake server)"},
+	{"WECHAT_TOKEN_ENDPOINT", "stable_token", "token endpoint: stable_token or token (classic)"},
+	{"WECHAT_HTTP_TIMEOUT", "10s", "timeout of one WeChat HTTP call"},
+	{"WORKER_CONCURRENCY", "50", "sends in flight per worker process"},
+	{"WORKER_SHUTDOWN_TIMEOUT", "30s", "on SIGTERM, how long running sends may finish; " +
+		"must exceed WECHAT_HTTP_TIMEOUT"},
+	{"QUEUE_PREFIX", tasks.DefaultQueuePrefix, "queue names are PREFIX:critical, PREFIX:default, PREFIX:low"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, json otherwise)"},
+}
+
+// account is one configured WeChat account. Secret is never printed.
+type account struct {
+	AppID      string `yaml:"appid"`
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+// config is everything the subcommands read from the environment,
+// validated once.
+type config struct {
+	RedisURL        string
+	RedisOpt        asynq.RedisConnOpt
+	Accounts        []account
+	APIBase         string
+	TokenEndpoint   wechat.TokenEndpoint
+	HTTPTimeout     time.Duration
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	QueuePrefix     string
+	LogLevel        string
+	LogFormat       string
+}
+
+// configError names the variable and what is wrong with it.
+type configError struct {
+	Name, Problem string
+}
+
+func (e *configError) Error() string { return e.Name + ": " + e.Problem }
+
+// loadConfig reads the environment through getenv. needAccounts is false
+// for producers, which only need Redis.
+func loadConfig(getenv func(string) string, needAccounts bool) (*config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return defaultOf(name)
+	}
+
+	c := &config{
+		RedisURL:    get("REDIS_URL"),
+		APIBase:     get("WECHAT_API_BASE"),
+		QueuePrefix: get("QUEUE_PREFIX"),
+		LogLevel:    get("LOG_LEVEL"),
+		LogFormat:   get("LOG_FORMAT"),
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	opt, err := asynq.ParseRedisURI(c.RedisURL)
+	if err != nil {
+		add(&configError{"REDIS_URL", "not a redis URL: " + redactURLError(err, c.RedisURL)})
+	}
+	c.RedisOpt = opt
+
+	ep, err := wechat.ParseTokenEndpoint(get("WECHAT_TOKEN_ENDPOINT"))
+	if err != nil {
+		add(&configError{"WECHAT_TOKEN_ENDPOINT", err.Error()})
+	}
+	c.TokenEndpoint = ep
+
+	c.HTTPTimeout, err = parseDuration("WECHAT_HTTP_TIMEOUT", get("WECHAT_HTTP_TIMEOUT"))
+	add(err)
+	c.ShutdownTimeout, err = parseDuration("WORKER_SHUTDOWN_TIMEOUT", get("WORKER_SHUTDOWN_TIMEOUT"))
+	add(err)
+	if err == nil && c.HTTPTimeout > 0 && c.ShutdownTimeout <= c.HTTPTimeout {
+		add(&configError{"WORKER_SHUTDOWN_TIMEOUT", fmt.Sprintf(
+			"%s must exceed WECHAT_HTTP_TIMEOUT (%s), or a send cut off by shutdown may be sent twice",
+			c.ShutdownTimeout, c.HTTPTimeout)})
+	}
+	c.Concurrency, err = parsePositive("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY"))
+	add(err)
+
+	if !strings.HasPrefix(c.APIBase, "http://") && !strings.HasPrefix(c.APIBase, "https://") {
+		add(&configError{"WECHAT_API_BASE", fmt.Sprintf("%q is not an http(s) URL", c.APIBase)})
+	}
+	add(checkOneOf("LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error"))
+	add(checkOneOf("LOG_FORMAT", c.LogFormat, "json", "console", "auto"))
+
+	c.Accounts, err = loadAccounts(getenv, needAccounts)
+	add(err)
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func defaultOf(name string) string {
+	for _, v := range envVars {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
+}
+
+// appIDs lists the configured accounts, for payload validation.
+func (c *config) appIDs() []string {
+	ids := make([]string, len(c.Accounts))
+	for i, a := range c.Accounts {
+		ids[i] = a.AppID
+	}
+	return ids
+}
+
+// loadAccounts reads either WECHAT_ACCOUNTS_FILE or WECHAT_APPID with
+// WECHAT_SECRET / WECHAT_SECRET_FILE. Producers (needSecrets false) may
+// name appids without secrets; they are used only to validate payloads.
+func loadAccounts(getenv func(string) string, needSecrets bool) ([]account, error) {
+	file := strings.TrimSpace(getenv("WECHAT_ACCOUNTS_FILE"))
+	appID := strings.TrimSpace(getenv("WECHAT_APPID"))
+
+	var accts []account
+	switch {
+	case file != "" && appID != "":
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE",
+			"set either it or WECHAT_APPID, not both"}
+	case file != "":
+		var err error
+		if accts, err = readAccountsFile(file); err != nil {
+			return nil, err
+		}
+	case appID != "":
+		accts = []account{{
+			AppID:      appID,
+			Secret:     strings.TrimSpace(getenv("WECHAT_SECRET")),
+			SecretFile: strings.TrimSpace(getenv("WECHAT_SECRET_FILE")),
+		}}
+	case needSecrets:
+		return nil, &configError{"WECHAT_APPID",
+			"required (or WECHAT_ACCOUNTS_FILE): the account to send for"}
+	}
+
+	if !needSecrets {
+		return accts, nil
+	}
+	return accts, resolveSecrets(accts, file != "")
+}
+
+func readAccountsFile(path string) ([]account, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE", err.Error()}
+	}
+	var doc struct {
+		Accounts []account `yaml:"accounts"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE", path + ": not valid YAML: " + err.Error()}
+	}
+	if len(doc.Accounts) == 0 {
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE", path + ": lists no accounts"}
+	}
+	seen := map[string]bool{}
+	for i, a := range doc.Accounts {
+		if a.AppID == "" {
+			return nil, &configError{"WECHAT_ACCOUNTS_FILE",
+				fmt.Sprintf("%s: accounts[%d].appid is empty", path, i)}
+		}
+		if seen[a.AppID] {
+			return nil, &configError{"WECHAT_ACCOUNTS_FILE",
+				fmt.Sprintf("%s: appid %s is listed twice", path, a.AppID)}
+		}
+		seen[a.AppID] = true
+	}
+	return doc.Accounts, nil
+}
+
+// resolveSecrets fills Secret from SecretFile and checks every account
+// has one. Errors name the account, never the secret.
+func resolveSecrets(accts []account, fromFile bool) error {
+	name := "WECHAT_SECRET"
+	if fromFile {
+		name = "WECHAT_ACCOUNTS_FILE"
+	}
+	for i := range accts {
+		a := &accts[i]
+		if a.Secret != "" && a.SecretFile != "" {
+			return &configError{name, "account " + a.AppID + ": set secret or secret_file, not both"}
+		}
+		if a.SecretFile != "" {
+			b, err := os.ReadFile(a.SecretFile)
+			if err != nil {
+				return &configError{name, "account " + a.AppID + ": " + err.Error()}
+			}
+			a.Secret = strings.TrimSpace(string(b))
+		}
+		if a.Secret == "" {
+			return &configError{name, "account " + a.AppID + ": no secret given"}
+		}
+	}
+	return nil
+}
+
+func parseDuration(name, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, &configError{name, fmt.Sprintf("%q is not a positive duration such as 10s or 2m", v)}
+	}
+	return d, nil
+}
+
+func parsePositive(name, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, &configError{name, fmt.Sprintf("%q is not a positive whole number", v)}
+	}
+	return n, nil
+}
+
+func checkOneOf(name, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return &configError{name, fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))}
+}
+
+// redactURLError keeps a Redis URL's password out of an error message.
+func redactURLError(err error, rawURL string) string {
+	msg := err.Error()
+	if i := strings.Index(rawURL, "@"); i > 0 {
+		if j := strings.Index(rawURL, "://"); j >= 0 && j+3 < i {
+			msg = strings.ReplaceAll(msg, rawURL[j+3:i], "***")
+		}
+	}
+	return msg
+}
