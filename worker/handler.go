@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/wxnotify/wxnotify/tasks"
@@ -27,6 +26,9 @@ type Sender interface {
 type Account struct {
 	AppID  string
 	Sender Sender
+	// Rate limits the account's sends across every worker process; the
+	// zero Rate is no limit.
+	Rate Rate
 }
 
 // Result is what a completed task holds as its result, visible in
@@ -47,7 +49,8 @@ type Handler struct {
 	accounts     map[string]Account
 	defaultAppID string
 	rules        tasks.Rules
-	sent         *sentRecords
+	ctl          *control
+	policy       Policy
 	log          zerolog.Logger
 	now          func() time.Time
 }
@@ -100,8 +103,17 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, o *outcome) error 
 	}
 	o.appID = acct.AppID
 
+	if err := h.checkAge(p); err != nil {
+		return h.reject(o, err.Error())
+	}
+
 	msg := toMessage(p, clientMsgID(p, o.taskID))
-	if done, err := h.completeIfSent(ctx, t, o, msg.ClientMsgID); done || err != nil {
+	adm, err := h.ctl.admit(ctx, acct.AppID, o.taskID, p.TemplateID, acct.Rate)
+	if err != nil {
+		o.decision = Decision{Action: Retry, Reason: "redis unavailable for the admission check"}
+		return err
+	}
+	if done, err := h.admitted(ctx, t, o, adm, msg.ClientMsgID); done {
 		return err
 	}
 
@@ -109,9 +121,96 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, o *outcome) error 
 	o.decision = Classify(err)
 	if o.decision.Action == Delivered {
 		o.msgID = msgID
+		h.endProbe(ctx, o, adm.probe, true)
 		return h.complete(ctx, t, o, msg.ClientMsgID)
 	}
-	return h.failed(ctx, o, err)
+	return h.failed(ctx, o, adm.probe, err)
+}
+
+// admitted acts on the admission answer; done is true when the task must
+// not be sent now, and err is then what asynq should do with it.
+func (h *Handler) admitted(ctx context.Context, t *asynq.Task, o *outcome, adm admission,
+	clientMsgID string) (done bool, err error) {
+	switch {
+	case adm.sent:
+		o.decision = Decision{Action: Delivered}
+		o.msgID, o.replayed = adm.sentMsgID, true
+		return true, h.writeResult(t, o, clientMsgID)
+	case adm.stopped != nil:
+		rec := adm.stopped
+		o.decision = Decision{Action: actionOfStop(rec.Kind), Code: rec.Code, Reason: rec.Reason}
+		return true, h.waitUntil(rec.until(), fmt.Sprintf("account %s %s until %s: %s",
+			o.appID, rec.Kind, rec.until().UTC().Format(time.RFC3339), rec.Reason))
+	case adm.wait > 0:
+		o.decision = Decision{Action: SlowAccount, Reason: "rate limit"}
+		return true, &DelayError{Delay: adm.wait + jitter(adm.wait/4),
+			Reason: "account " + o.appID + " is at its rate limit"}
+	}
+	if adm.sleep > 0 {
+		select {
+		case <-ctx.Done():
+			h.endProbe(ctx, o, adm.probe, false)
+			o.decision = Decision{Action: Retry, Reason: "stopped while waiting for a rate slot"}
+			return true, ctx.Err()
+		case <-time.After(adm.sleep):
+		}
+	}
+	return false, nil
+}
+
+// checkAge refuses a message older than the policy's MaxAge: it could
+// never be sent in time to matter.
+func (h *Handler) checkAge(p *tasks.Payload) error {
+	if p.EnqueuedAt.IsZero() || h.policy.MaxAge <= 0 {
+		return nil
+	}
+	if age := h.now().Sub(p.EnqueuedAt); age > h.policy.MaxAge {
+		return fmt.Errorf("too old to send: enqueued %s ago (at %s), over the maximum age of %s",
+			age.Round(time.Second), p.EnqueuedAt.UTC().Format(time.RFC3339), h.policy.MaxAge)
+	}
+	return nil
+}
+
+// waitUntil asks asynq to run the task again shortly after until, spread
+// over a few seconds so that a fleet of waiting tasks does not wake at
+// once. Waiting consumes no retry.
+func (h *Handler) waitUntil(until time.Time, reason string) error {
+	d := max(until.Sub(h.now()), 0)
+	return &DelayError{Delay: d + time.Second + jitter(min(5*time.Second, d/10+time.Second)), Reason: reason}
+}
+
+// endProbe ends the probe a send after a stop carried: a send WeChat
+// answered for the message (delivered or not) proves the account works
+// again; one without an answer lets another task probe.
+func (h *Handler) endProbe(ctx context.Context, o *outcome, probe, accountWorks bool) {
+	if !probe {
+		return
+	}
+	if !accountWorks {
+		h.ctl.releaseProbe(ctx, o.appID)
+		return
+	}
+	resumed, err := h.ctl.resume(context.WithoutCancel(ctx), o.appID)
+	if err != nil {
+		h.log.Warn().Err(err).Str("appid", o.appID).Msg("could not clear the account stop")
+		return
+	}
+	if resumed {
+		h.log.Warn().Str("appid", o.appID).Str("task_id", o.taskID).
+			Msg("account resumed: a probe send got through, sending again")
+	}
+}
+
+func actionOfStop(kind string) Action {
+	switch kind {
+	case stopQuota:
+		return QuotaExhausted
+	case stopSlow:
+		return SlowAccount
+	case stopTemplate:
+		return StopTemplate
+	}
+	return StopAccount
 }
 
 // reject archives a task whose payload can never be sent.
@@ -134,28 +233,10 @@ func (h *Handler) account(appID string) (Account, error) {
 	return acct, nil
 }
 
-// completeIfSent finishes a task whose message a previous run already
-// delivered, so a re-run after a crash or a shutdown requeue sends
-// nothing twice.
-func (h *Handler) completeIfSent(ctx context.Context, t *asynq.Task, o *outcome,
-	clientMsgID string) (bool, error) {
-	msgID, found, err := h.sent.lookup(ctx, o.taskID)
-	if err != nil {
-		o.decision = Decision{Action: Retry, Reason: "cannot read sent record"}
-		return false, fmt.Errorf("read sent record: %w", err)
-	}
-	if !found {
-		return false, nil
-	}
-	o.decision = Decision{Action: Delivered}
-	o.msgID, o.replayed = msgID, true
-	return true, h.writeResult(t, o, clientMsgID)
-}
-
 // complete records the send before the task is acknowledged, then writes
 // the result.
 func (h *Handler) complete(ctx context.Context, t *asynq.Task, o *outcome, clientMsgID string) error {
-	if err := h.sent.record(ctx, o.taskID, o.msgID); err != nil {
+	if err := h.ctl.recordSent(ctx, o.appID, o.taskID, o.msgID); err != nil {
 		// The message is out; if the record is lost a re-run is still
 		// caught by WeChat's client_msg_id window.
 		h.log.Warn().Err(err).Str("task_id", o.taskID).Msg("sent record not written")
@@ -178,21 +259,79 @@ func (h *Handler) writeResult(t *asynq.Task, o *outcome, clientMsgID string) err
 }
 
 // failed turns a classified failure into what asynq should do next.
-func (h *Handler) failed(ctx context.Context, o *outcome, err error) error {
+func (h *Handler) failed(ctx context.Context, o *outcome, probe bool, err error) error {
 	d := o.decision
+	switch d.Action {
+	case StopAccount, StopTemplate, SlowAccount, QuotaExhausted:
+		return h.stopFor(ctx, o, probe, err)
+	}
+
+	// Any other answer from WeChat means the account itself works.
+	h.endProbe(ctx, o, probe, d.Action != Retry)
 	switch d.Action {
 	case Drop:
 		return permanent(d.Reason)
 	case AlreadySent:
 		return nil
+	case DelayRecipient:
+		return &DelayError{Delay: h.policy.RecipientDelay + jitter(h.policy.RecipientDelay/2),
+			Reason: d.Reason + "; only this recipient's message waits"}
 	case Unknown:
 		if o.attempt > unknownRetries {
 			return permanent(d.Reason + " (unknown errcode, archived after retries)")
 		}
-		return fmt.Errorf("%s: %w", d.Reason, err)
-	default:
-		return fmt.Errorf("%s: %w", d.Reason, err)
 	}
+	if wait, ok := tokenWait(err); ok {
+		return &DelayError{Delay: wait, Reason: d.Reason + ": " + err.Error()}
+	}
+	return fmt.Errorf("%s: %w", d.Reason, err)
+}
+
+// stopFor stops the account (or template) for as long as the decision
+// calls for, logs the stop once across the fleet, and parks the task
+// until then without consuming a retry.
+func (h *Handler) stopFor(ctx context.Context, o *outcome, probe bool, err error) error {
+	d := o.decision
+	kind, dur, tpl := h.policy.stopOf(d, o.templateID, h.now(), err)
+	until, set, serr := h.ctl.stop(ctx, o.appID, tpl, kind, d, dur)
+	if probe {
+		h.ctl.releaseProbe(ctx, o.appID)
+	}
+	if serr != nil {
+		h.log.Error().Err(serr).Str("appid", o.appID).Msg("could not record the account stop")
+		until = h.now().Add(dur)
+	}
+	if set {
+		h.logStop(o, kind, tpl, until)
+	}
+	subject := "account " + o.appID
+	if tpl != "" {
+		subject = "template " + tpl + " of account " + o.appID
+	}
+	return h.waitUntil(until, fmt.Sprintf("%s %s until %s: %s",
+		subject, kind, until.UTC().Format(time.RFC3339), d.Reason))
+}
+
+func (h *Handler) logStop(o *outcome, kind, tpl string, until time.Time) {
+	d := o.decision
+	ev := h.log.Error()
+	what := "account stopped: fix the cause below; tasks are kept and resume by themselves"
+	switch kind {
+	case stopSlow:
+		ev, what = h.log.Warn(), "account slowed down: wechat asked for fewer sends per minute"
+	case stopQuota:
+		ev, what = h.log.Warn(), "account paused: daily quota used up; tasks wait for the reset"
+	case stopTemplate:
+		what = "template stopped: wechat banned it; its tasks are kept"
+	}
+	ev = ev.Str("appid", o.appID).Str("reason", d.Reason).Time("until", until)
+	if d.Code != 0 {
+		ev = ev.Int("errcode", d.Code)
+	}
+	if tpl != "" {
+		ev = ev.Str("template_id", tpl)
+	}
+	ev.Msg(what)
 }
 
 // unknownRetries is how many times an errcode the table does not know is
@@ -280,34 +419,4 @@ func MaskOpenID(openID string) string {
 		return "…"
 	}
 	return openID[:4] + "…" + openID[len(openID)-3:]
-}
-
-// sentRecords remembers, per task id, the msgid of a message already
-// delivered.
-type sentRecords struct {
-	rdb    redis.UniversalClient
-	prefix string
-	ttl    time.Duration
-}
-
-func (s *sentRecords) key(taskID string) string { return s.prefix + "sent:" + taskID }
-
-func (s *sentRecords) lookup(ctx context.Context, taskID string) (int64, bool, error) {
-	v, err := s.rdb.Get(ctx, s.key(taskID)).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	id, err := strconv.ParseInt(v, 10, 64)
-	return id, err == nil, err
-}
-
-func (s *sentRecords) record(ctx context.Context, taskID string, msgID int64) error {
-	// The record must survive a cancelled task context: the message is
-	// already out.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return s.rdb.Set(ctx, s.key(taskID), strconv.FormatInt(msgID, 10), s.ttl).Err()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wxnotify/wxnotify/tasks"
+	"github.com/wxnotify/wxnotify/wechat"
 )
 
 // Defaults for Config fields left zero.
@@ -47,6 +48,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Backoff         Backoff
 	SentRecordTTL   time.Duration
+	// Policy times the waits: account stops, slow-downs, quota, age.
+	Policy Policy
+	// RateHorizon is the longest a send waits in process for its rate
+	// slot; a longer wait parks the task instead. Default 2 s.
+	RateHorizon time.Duration
 	// Rules validates payloads again before sending; AppIDs is filled
 	// from Accounts when empty.
 	Rules  tasks.Rules
@@ -105,6 +111,10 @@ func (c *Config) setDefaults() error {
 	if c.SentRecordTTL <= 0 {
 		c.SentRecordTTL = DefaultSentRecordTTL
 	}
+	c.Policy.setDefaults()
+	if c.RateHorizon <= 0 {
+		c.RateHorizon = 2 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -120,9 +130,16 @@ func newHandler(cfg Config) *Handler {
 	h := &Handler{
 		accounts: make(map[string]Account, len(cfg.Accounts)),
 		rules:    cfg.Rules,
-		sent:     &sentRecords{rdb: cfg.Redis, prefix: cfg.KeyPrefix, ttl: cfg.SentRecordTTL},
-		log:      cfg.Logger,
-		now:      cfg.Now,
+		ctl: &control{
+			rdb:        cfg.Redis,
+			prefix:     cfg.KeyPrefix,
+			sentTTL:    cfg.SentRecordTTL,
+			probeLease: 2 * wechat.DefaultHTTPTimeout,
+			horizon:    cfg.RateHorizon,
+		},
+		policy: cfg.Policy,
+		log:    cfg.Logger,
+		now:    cfg.Now,
 	}
 	for _, a := range cfg.Accounts {
 		h.accounts[a.AppID] = a
