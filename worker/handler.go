@@ -301,7 +301,7 @@ func (h *Handler) stopFor(ctx context.Context, o *outcome, probe bool, err error
 		h.log.Error().Err(serr).Str("appid", o.appID).Msg("could not record the account stop")
 		until = h.now().Add(dur)
 	}
-	if set {
+	if set && !reportedByTokenCache(err) {
 		h.logStop(o, kind, tpl, until)
 	}
 	subject := "account " + o.appID

@@ -120,6 +120,13 @@ func tokenWait(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// reportedByTokenCache is true for a token endpoint refusal: the token
+// cache has already logged it once for the fleet.
+func reportedByTokenCache(err error) bool {
+	var blocked *tokencache.BlockedError
+	return errors.As(err, &blocked)
+}
+
 // jitter is a random duration in [0, d].
 func jitter(d time.Duration) time.Duration {
 	if d <= 0 {

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // WECHAT_QUOTA_RESET zones work in images without a tz database
 
 	"github.com/hibiken/asynq"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wxnotify/wxnotify/tasks"
 	"github.com/wxnotify/wxnotify/wechat"
+	"github.com/wxnotify/wxnotify/worker"
 )
 
 // envVar documents one environment variable. The table is the single
@@ -39,7 +41,20 @@ var envVars = []envVar{
 	{"WORKER_CONCURRENCY", "50", "sends in flight per worker process"},
 	{"WORKER_SHUTDOWN_TIMEOUT", "30s", "on SIGTERM, how long running sends may finish; " +
 		"must exceed WECHAT_HTTP_TIMEOUT"},
+	{"WECHAT_RATE_LIMIT", "0", "sends per second per account across all workers; 0 is no limit " +
+		"(an accounts file may set rate per account)"},
+	{"WECHAT_RATE_BURST", "1", "sends allowed at once above the rate after a quiet spell"},
+	{"WECHAT_QUOTA_RESET", "00:00 Asia/Shanghai", "when the daily quota resets (WeChat does not document it)"},
+	{"WECHAT_QUOTA_PROBE_INTERVAL", "1h", "while the daily quota is used up, one probe send per interval"},
+	{"WORKER_RETRY_BASE", "10s", "first retry backoff; doubles per retry, with full jitter"},
+	{"WORKER_RETRY_CAP", "1h", "longest backoff between two retries"},
+	{"WORKER_MAX_AGE", "72h", "archive a message enqueued longer ago than this (off: no limit)"},
+	{"WORKER_ACCOUNT_STOP", "10m", "after an account/configuration errcode, wait this long before one probe send"},
+	{"WORKER_TEMPLATE_STOP", "1h", "after 43116 (template banned), leave the template alone this long"},
+	{"WORKER_SLOWDOWN", "1m", "after 45011 (minute quota), the whole account pauses this long"},
+	{"WORKER_RECIPIENT_DELAY", "1m", "after 43117 (openid too frequent), that message waits this long"},
 	{"QUEUE_PREFIX", tasks.DefaultQueuePrefix, "queue names are PREFIX:critical, PREFIX:default, PREFIX:low"},
+	{"REDIS_KEY_PREFIX", "wxnotify:", "prefix of wxnotify's own Redis keys (tokens, stops, sent records)"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, json otherwise)"},
 }
@@ -49,6 +64,10 @@ type account struct {
 	AppID      string `yaml:"appid"`
 	Secret     string `yaml:"secret"`
 	SecretFile string `yaml:"secret_file"`
+	// Rate and Burst override WECHAT_RATE_LIMIT and WECHAT_RATE_BURST
+	// for this account; nil means the global value.
+	Rate  *float64 `yaml:"rate"`
+	Burst *int     `yaml:"burst"`
 }
 
 // config is everything the subcommands read from the environment,
@@ -63,6 +82,11 @@ type config struct {
 	Concurrency     int
 	ShutdownTimeout time.Duration
 	QueuePrefix     string
+	KeyPrefix       string
+	Rate            float64
+	Burst           int
+	Backoff         worker.Backoff
+	Policy          worker.Policy
 	LogLevel        string
 	LogFormat       string
 }
@@ -88,6 +112,7 @@ func loadConfig(getenv func(string) string, needAccounts bool) (*config, error) 
 		RedisURL:    get("REDIS_URL"),
 		APIBase:     get("WECHAT_API_BASE"),
 		QueuePrefix: get("QUEUE_PREFIX"),
+		KeyPrefix:   get("REDIS_KEY_PREFIX"),
 		LogLevel:    get("LOG_LEVEL"),
 		LogFormat:   get("LOG_FORMAT"),
 	}
@@ -122,6 +147,8 @@ func loadConfig(getenv func(string) string, needAccounts bool) (*config, error) 
 	c.Concurrency, err = parsePositive("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY"))
 	add(err)
 
+	errs = append(errs, c.loadPolicy(get)...)
+
 	if !strings.HasPrefix(c.APIBase, "http://") && !strings.HasPrefix(c.APIBase, "https://") {
 		add(&configError{"WECHAT_API_BASE", fmt.Sprintf("%q is not an http(s) URL", c.APIBase)})
 	}
@@ -135,6 +162,88 @@ func loadConfig(getenv func(string) string, needAccounts bool) (*config, error) 
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// loadPolicy reads the delivery policy: pacing, backoff and waits.
+func (c *config) loadPolicy(get func(string) string) []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var err error
+	c.Rate, err = parseNonNegative("WECHAT_RATE_LIMIT", get("WECHAT_RATE_LIMIT"))
+	add(err)
+	c.Burst, err = parsePositive("WECHAT_RATE_BURST", get("WECHAT_RATE_BURST"))
+	add(err)
+
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"WORKER_RETRY_BASE", &c.Backoff.Base},
+		{"WORKER_RETRY_CAP", &c.Backoff.Cap},
+		{"WECHAT_QUOTA_PROBE_INTERVAL", &c.Policy.QuotaProbeInterval},
+		{"WORKER_ACCOUNT_STOP", &c.Policy.AccountStop},
+		{"WORKER_TEMPLATE_STOP", &c.Policy.TemplateStop},
+		{"WORKER_SLOWDOWN", &c.Policy.SlowDown},
+		{"WORKER_RECIPIENT_DELAY", &c.Policy.RecipientDelay},
+	}
+	for _, d := range durations {
+		*d.dst, err = parseDuration(d.name, get(d.name))
+		add(err)
+	}
+	if v := get("WORKER_MAX_AGE"); v == "off" {
+		c.Policy.MaxAge = -1
+	} else {
+		c.Policy.MaxAge, err = parseDuration("WORKER_MAX_AGE", v)
+		add(err)
+	}
+	c.Policy.QuotaReset, err = parseQuotaReset(get("WECHAT_QUOTA_RESET"))
+	add(err)
+	return errs
+}
+
+// parseQuotaReset reads "HH:MM Zone", e.g. "00:00 Asia/Shanghai".
+func parseQuotaReset(v string) (worker.QuotaReset, error) {
+	bad := func(why string) (worker.QuotaReset, error) {
+		return worker.QuotaReset{}, &configError{"WECHAT_QUOTA_RESET",
+			fmt.Sprintf("%q %s; want HH:MM and a time zone, e.g. \"00:00 Asia/Shanghai\"", v, why)}
+	}
+	clock, zone, _ := strings.Cut(strings.TrimSpace(v), " ")
+	t, err := time.Parse("15:04", clock)
+	if err != nil {
+		return bad("has no valid HH:MM")
+	}
+	loc := time.UTC
+	if zone = strings.TrimSpace(zone); zone != "" {
+		if loc, err = time.LoadLocation(zone); err != nil {
+			return bad("names an unknown time zone")
+		}
+	}
+	return worker.QuotaReset{Hour: t.Hour(), Minute: t.Minute(), Location: loc}, nil
+}
+
+func parseNonNegative(name, v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, &configError{name, fmt.Sprintf("%q is not a number of 0 or more", v)}
+	}
+	return f, nil
+}
+
+// rateOf is an account's rate limit: its own from the accounts file, or
+// the global one.
+func (c *config) rateOf(a account) worker.Rate {
+	r := worker.Rate{PerSecond: c.Rate, Burst: c.Burst}
+	if a.Rate != nil {
+		r.PerSecond = *a.Rate
+	}
+	if a.Burst != nil {
+		r.Burst = *a.Burst
+	}
+	return r
 }
 
 func defaultOf(name string) string {

@@ -111,6 +111,7 @@ func demo(ctx context.Context, cfg *config, timeout time.Duration, e *env) error
 		Redis:       rdb,
 		Accounts:    buildAccounts(cfg, rdb, log),
 		QueuePrefix: cfg.QueuePrefix,
+		KeyPrefix:   cfg.KeyPrefix,
 		Concurrency: 10,
 		Logger:      log,
 	})

@@ -42,8 +42,11 @@ func runWorker(ctx context.Context, args []string, e *env) error {
 		Redis:           rdb,
 		Accounts:        buildAccounts(cfg, rdb, log),
 		QueuePrefix:     cfg.QueuePrefix,
+		KeyPrefix:       cfg.KeyPrefix,
 		Concurrency:     cfg.Concurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Backoff:         cfg.Backoff,
+		Policy:          cfg.Policy,
 		Logger:          log,
 	})
 	if err != nil {
@@ -64,11 +67,13 @@ func buildAccounts(cfg *config, rdb redis.UniversalClient, log zerolog.Logger) [
 		fetcher := wechat.NewTokenFetcher(a.AppID, a.Secret,
 			append(opts, wechat.WithTokenEndpoint(cfg.TokenEndpoint))...)
 		tokens := tokencache.New(rdb, fetcher, tokencache.Options{
-			OnEvent: tokenEventLogger(log),
+			KeyPrefix: cfg.KeyPrefix + "token:",
+			OnEvent:   tokenEventLogger(log),
 		})
 		accts = append(accts, worker.Account{
 			AppID:  a.AppID,
 			Sender: wechat.NewClient(tokens, opts...),
+			Rate:   cfg.rateOf(a),
 		})
 	}
 	return accts
