@@ -232,31 +232,6 @@ func (c *control) releaseProbe(ctx context.Context, appID string) {
 	c.rdb.Del(context.WithoutCancel(ctx), c.key(appID, "probe"))
 }
 
-// Stops lists the current stops of appID, for operators.
-func (c *control) stops(ctx context.Context, appID string) ([]stopRecord, error) {
-	var out []stopRecord
-	keys := []string{c.key(appID, "stop")}
-	iter := c.rdb.Scan(ctx, 0, c.key(appID, "stop:tpl:*"), 100).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return nil, err
-	}
-	vals, err := c.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range vals {
-		s, ok := v.(string)
-		var rec stopRecord
-		if ok && json.Unmarshal([]byte(s), &rec) == nil {
-			out = append(out, rec)
-		}
-	}
-	return out, nil
-}
-
 // Rate is an account's send rate limit, shared by every worker process.
 // The zero Rate is no limit.
 type Rate struct {
@@ -272,4 +247,74 @@ func (r Rate) emissionMicros() int64 {
 		return 0
 	}
 	return int64(float64(time.Second/time.Microsecond) / r.PerSecond)
+}
+
+// AccountStop is a stop in force, as operators see it.
+type AccountStop struct {
+	AppID string
+	// TemplateID is set for a template stop (43116).
+	TemplateID string
+	// Kind is "stopped", "slowed", "quota" or "template".
+	Kind   string
+	Reason string
+	Code   int
+	Until  time.Time
+}
+
+// ListStops returns the stops recorded for appID under keyPrefix (the
+// worker's KeyPrefix), including ones whose time is up but whose probe
+// has not yet succeeded.
+func ListStops(ctx context.Context, rdb redis.UniversalClient, keyPrefix, appID string) (
+	[]AccountStop, error) {
+	c := &control{rdb: rdb, prefix: keyPrefix}
+	keys := []string{c.key(appID, "stop")}
+	tplPrefix := c.key(appID, "stop:tpl:")
+	iter := rdb.Scan(ctx, 0, tplPrefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list stops: %w", err)
+	}
+	vals, err := rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list stops: %w", err)
+	}
+
+	var out []AccountStop
+	for i, v := range vals {
+		s, ok := v.(string)
+		var rec stopRecord
+		if !ok || json.Unmarshal([]byte(s), &rec) != nil {
+			continue
+		}
+		st := AccountStop{AppID: appID, Kind: rec.Kind, Reason: rec.Reason, Code: rec.Code,
+			Until: rec.until()}
+		if i > 0 {
+			st.TemplateID = keys[i][len(tplPrefix):]
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Resume clears every stop of appID at once, for an operator who fixed
+// the cause (whitelisted the IP, restored the permission). It returns how
+// many stops it cleared. Waiting tasks send at their next wake-up.
+func Resume(ctx context.Context, rdb redis.UniversalClient, keyPrefix, appID string) (int, error) {
+	stops, err := ListStops(ctx, rdb, keyPrefix, appID)
+	if err != nil {
+		return 0, err
+	}
+	c := &control{rdb: rdb, prefix: keyPrefix}
+	keys := []string{c.key(appID, "stop"), c.key(appID, "probe")}
+	for _, st := range stops {
+		if st.TemplateID != "" {
+			keys = append(keys, c.key(appID, "stop:tpl:"+st.TemplateID))
+		}
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		return 0, fmt.Errorf("resume %s: %w", appID, err)
+	}
+	return len(stops), nil
 }

@@ -156,3 +156,37 @@ func TestQuotaWaitIsBoundedByTheProbeInterval(t *testing.T) {
 		t.Fatalf("quota stop %s for %s, want %s for 10m", kind, dur, stopQuota)
 	}
 }
+
+func TestResumeClearsAccountAndTemplateStops(t *testing.T) {
+	c := newControl(t)
+	ctx := context.Background()
+	d := Decision{Code: wechat.CodeIPNotWhitelisted, Reason: "errcode 40164: ip"}
+	if _, _, err := c.stop(ctx, "wxA", "", stopAccount, d, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.stop(ctx, "wxA", "TPL_X", stopTemplate, d, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	stops, err := ListStops(ctx, c.rdb, c.prefix, "wxA")
+	if err != nil || len(stops) != 2 {
+		t.Fatalf("ListStops = %+v, %v; want the account and the template stop", stops, err)
+	}
+	var sawTemplate bool
+	for _, st := range stops {
+		sawTemplate = sawTemplate || st.TemplateID == "TPL_X"
+		if st.Code != wechat.CodeIPNotWhitelisted || time.Until(st.Until) < 50*time.Minute {
+			t.Fatalf("stop %+v lost its errcode or end", st)
+		}
+	}
+	if !sawTemplate {
+		t.Fatal("the template stop does not name its template")
+	}
+
+	if n, err := Resume(ctx, c.rdb, c.prefix, "wxA"); err != nil || n != 2 {
+		t.Fatalf("Resume = %d, %v; want 2 cleared", n, err)
+	}
+	if a, _ := c.admit(ctx, "wxA", "t", "TPL_X", Rate{}); a.stopped != nil || a.probe {
+		t.Fatalf("after Resume: %+v, want a plain ok", a)
+	}
+}

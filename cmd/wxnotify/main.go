@@ -40,6 +40,8 @@ func commands() []command {
 		{"enqueue", "queue one message from flags, or many from JSON lines", runEnqueue},
 		{"mock", "run the fake WeChat API server for tests and demos", runMock},
 		{"demo", "run everything in process and show what happens to a few reminders", runDemo},
+		{"status", "show the queues and every account's stops", runStatus},
+		{"resume", "clear an account's stops after fixing the cause", runResume},
 		{"env", "list the environment variables and their defaults", runEnvHelp},
 	}
 }
@@ -119,13 +121,24 @@ func runEnvHelp(_ context.Context, args []string, e *env) error {
 		return err
 	}
 	for _, v := range envVars {
-		cur := e.getenv(v.Name)
-		if strings.Contains(v.Name, "SECRET") && !strings.HasSuffix(v.Name, "_FILE") && cur != "" {
-			cur = "(set, hidden)"
-		}
+		cur := shownValue(v.Name, e.getenv(v.Name))
 		fmt.Fprintf(e.stdout, "%-24s default %-26q now %q\n    %s\n", v.Name, v.Default, cur, v.Usage)
 	}
 	return nil
+}
+
+// shownValue is the value of variable name as `wxnotify env` prints it:
+// secrets hidden, and Redis URLs without their password.
+func shownValue(name, v string) string {
+	switch {
+	case v == "":
+		return v
+	case strings.Contains(name, "SECRET") && !strings.HasSuffix(name, "_FILE"):
+		return "(set, hidden)"
+	case name == "REDIS_URL":
+		return redactURL(v)
+	}
+	return v
 }
 
 // newFlagSet builds a subcommand's flag set that reports errors instead
