@@ -9,7 +9,7 @@ import (
 )
 
 // opSendTemplate names template sends in errors.
-const opSendTemplate = "send template"
+const opSendTemplate = OpSendTemplate
 
 // Client sends template messages for one account, with tokens from a
 // TokenSource. It is safe for concurrent use.

@@ -48,6 +48,12 @@ const (
 	CodeIPRefused1h       = 89507 // admin refused this IP; retry after 1 h
 )
 
+// The operations an Error's Op names.
+const (
+	OpSendTemplate = "send template"
+	OpFetchToken   = "fetch token"
+)
+
 // Error is a non-zero errcode answered by WeChat. It never holds the
 // access_token or the AppSecret, so it is safe to store and show.
 type Error struct {

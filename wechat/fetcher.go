@@ -39,7 +39,7 @@ func ParseTokenEndpoint(s string) (TokenEndpoint, error) {
 }
 
 // opFetchToken names token calls in errors.
-const opFetchToken = "fetch token"
+const opFetchToken = OpFetchToken
 
 // grantType is the only grant WeChat accepts on both endpoints.
 const grantType = "client_credential"

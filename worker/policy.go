@@ -133,6 +133,9 @@ func Classify(err error) Decision {
 
 	var we *wechat.Error
 	if errors.As(err, &we) {
+		if we.Op == wechat.OpFetchToken {
+			return classifyTokenEndpoint(we)
+		}
 		r, ok := errcodeRules[we.Code]
 		if !ok {
 			return Decision{Unknown, we.Code, fmt.Sprintf("errcode %d: %s", we.Code, we.Message)}
@@ -162,6 +165,23 @@ func Classify(err error) Decision {
 	}
 
 	return Decision{Action: Retry, Reason: "send failed"}
+}
+
+// classifyTokenEndpoint maps an errcode the token endpoint answered. There
+// a token-rejection code means the credentials are wrong (40001: bad
+// secret), so it stops the account like any other configuration error;
+// WeChat's own busy codes stay transient.
+func classifyTokenEndpoint(we *wechat.Error) Decision {
+	reason := fmt.Sprintf("errcode %d from the token endpoint: %s", we.Code, we.Message)
+	switch r, ok := errcodeRules[we.Code]; {
+	case we.Code == wechat.CodeSystemBusy || we.Code == wechat.CodeSystemError:
+		return Decision{Retry, we.Code, reason}
+	case we.Code == wechat.CodeDailyQuota:
+		return Decision{QuotaExhausted, we.Code, reason}
+	case ok && r.action == StopAccount:
+		return Decision{StopAccount, we.Code, fmt.Sprintf("errcode %d: %s", we.Code, r.reason)}
+	}
+	return Decision{StopAccount, we.Code, reason}
 }
 
 // KnownCodes lists every errcode the table classifies, for documentation

@@ -168,3 +168,26 @@ func TestDelayErrorIsNotAFailure(t *testing.T) {
 		t.Fatal("a plain error must count as a failure")
 	}
 }
+
+func TestClassifyTokenEndpointRefusalsStopTheAccount(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		code int
+		want Action
+	}{
+		{wechat.CodeInvalidCredential, StopAccount}, // bad secret, not a stale token
+		{wechat.CodeInvalidGrantType, StopAccount},
+		{wechat.CodeInvalidSecret, StopAccount},
+		{wechat.CodeIPNotWhitelisted, StopAccount},
+		{wechat.CodeSecretFrozen, StopAccount},
+		{wechat.CodeDailyQuota, QuotaExhausted},
+		{wechat.CodeSystemBusy, Retry},
+		{wechat.CodeSystemError, Retry},
+	}
+	for _, tc := range cases {
+		err := fmt.Errorf("token: %w", &wechat.Error{Op: wechat.OpFetchToken, Code: tc.code, Message: "m"})
+		if got := Classify(err).Action; got != tc.want {
+			t.Errorf("token endpoint errcode %d -> %v, want %v", tc.code, got, tc.want)
+		}
+	}
+}
