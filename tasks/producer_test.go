@@ -22,13 +22,13 @@ func TestProducerAppliesItsOptions(t *testing.T) {
 		want wantTask
 	}{
 		{"zero options", tasks.ProducerOptions{},
-			wantTask{maxRetry: 10, timeout: time.Minute, retention: 24 * time.Hour}},
+			wantTask{maxRetry: tasks.DefaultMaxRetry, timeout: time.Minute, retention: 24 * time.Hour}},
 		{"set options",
 			tasks.ProducerOptions{MaxRetry: 3, Timeout: 7 * time.Second, Retention: time.Hour},
 			wantTask{maxRetry: 3, timeout: 7 * time.Second, retention: time.Hour}},
 		{"timeout rounded up to whole seconds",
 			tasks.ProducerOptions{Timeout: 1500 * time.Millisecond},
-			wantTask{maxRetry: 10, timeout: 2 * time.Second, retention: 24 * time.Hour}},
+			wantTask{maxRetry: tasks.DefaultMaxRetry, timeout: 2 * time.Second, retention: 24 * time.Hour}},
 		{"negative retry and retention", tasks.ProducerOptions{MaxRetry: -1, Retention: -1},
 			wantTask{maxRetry: 0, timeout: time.Minute, retention: 0}},
 	}
