@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -227,7 +231,7 @@ func parseQuotaReset(v string) (worker.QuotaReset, error) {
 
 func parseNonNegative(name, v string) (float64, error) {
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 {
+	if err != nil || !validRate(f) {
 		return 0, &configError{name, fmt.Sprintf("%q is not a number of 0 or more", v)}
 	}
 	return f, nil
@@ -298,34 +302,68 @@ func loadAccounts(getenv func(string) string, needSecrets bool) ([]account, erro
 	return accts, resolveSecrets(accts, file != "")
 }
 
+// accountsDoc is the layout of WECHAT_ACCOUNTS_FILE.
+type accountsDoc struct {
+	Accounts []account `yaml:"accounts"`
+}
+
+// readAccountsFile decodes and checks the accounts file. Unknown keys are
+// errors, so a misspelt rate or secret_file is not silently ignored.
 func readAccountsFile(path string) ([]account, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &configError{"WECHAT_ACCOUNTS_FILE", err.Error()}
 	}
-	var doc struct {
-		Accounts []account `yaml:"accounts"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, &configError{"WECHAT_ACCOUNTS_FILE", path + ": not valid YAML: " + err.Error()}
+	var doc accountsDoc
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE",
+			path + ": not valid YAML: " + yamlProblem(err)}
 	}
 	if len(doc.Accounts) == 0 {
 		return nil, &configError{"WECHAT_ACCOUNTS_FILE", path + ": lists no accounts"}
 	}
-	seen := map[string]bool{}
-	for i, a := range doc.Accounts {
-		if a.AppID == "" {
-			return nil, &configError{"WECHAT_ACCOUNTS_FILE",
-				fmt.Sprintf("%s: accounts[%d].appid is empty", path, i)}
-		}
-		if seen[a.AppID] {
-			return nil, &configError{"WECHAT_ACCOUNTS_FILE",
-				fmt.Sprintf("%s: appid %s is listed twice", path, a.AppID)}
-		}
-		seen[a.AppID] = true
+	if problem := checkAccounts(doc.Accounts); problem != "" {
+		return nil, &configError{"WECHAT_ACCOUNTS_FILE", path + ": " + problem}
 	}
 	return doc.Accounts, nil
 }
+
+// checkAccounts reports the first account with a missing or repeated
+// appid or an out-of-range rate or burst, or "" when all are fine.
+func checkAccounts(accts []account) string {
+	seen := map[string]bool{}
+	for i, a := range accts {
+		switch {
+		case a.AppID == "":
+			return fmt.Sprintf("accounts[%d].appid is empty", i)
+		case seen[a.AppID]:
+			return fmt.Sprintf("appid %s is listed twice", a.AppID)
+		case a.Rate != nil && !validRate(*a.Rate):
+			return fmt.Sprintf("accounts[%d].rate: %v is not a number of 0 or more", i, *a.Rate)
+		case a.Burst != nil && *a.Burst < 1:
+			return fmt.Sprintf("accounts[%d].burst: %d is not a positive whole number", i, *a.Burst)
+		}
+		seen[a.AppID] = true
+	}
+	return ""
+}
+
+// yamlValue matches the excerpt of a value that yaml quotes in a type
+// error ("cannot unmarshal !!str `abcdefg...` into int").
+var yamlValue = regexp.MustCompile("`[^`]*`")
+
+// yamlProblem is a YAML error without the values it quotes, which may
+// be a secret put under the wrong key, and without Go package names.
+func yamlProblem(err error) string {
+	msg := yamlValue.ReplaceAllString(err.Error(), "(value hidden)")
+	msg = strings.ReplaceAll(msg, "main.", "")
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// validRate reports whether r is a usable sends-per-second rate.
+func validRate(r float64) bool { return r >= 0 && !math.IsInf(r, 0) }
 
 // resolveSecrets fills Secret from SecretFile and checks every account
 // has one. Errors name the account, never the secret.
@@ -381,10 +419,31 @@ func checkOneOf(name, v string, allowed ...string) error {
 // redactURLError keeps a Redis URL's password out of an error message.
 func redactURLError(err error, rawURL string) string {
 	msg := err.Error()
-	if i := strings.Index(rawURL, "@"); i > 0 {
-		if j := strings.Index(rawURL, "://"); j >= 0 && j+3 < i {
-			msg = strings.ReplaceAll(msg, rawURL[j+3:i], "***")
-		}
+	if info := userInfo(rawURL); info != "" {
+		msg = strings.ReplaceAll(msg, info, "***")
 	}
 	return msg
+}
+
+// redactURL is rawURL with its user and password hidden, for display.
+// It works on URLs that do not parse, which may hold a password too.
+func redactURL(rawURL string) string {
+	if info := userInfo(rawURL); info != "" {
+		return strings.Replace(rawURL, info, "***", 1)
+	}
+	return rawURL
+}
+
+// userInfo returns the "user:password" part of rawURL, or "". It ends at
+// the last "@", since passwords are often not escaped and may hold "@" or
+// "/"; a Redis URL has no "@" after its host.
+func userInfo(rawURL string) string {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(rest, "@"); i > 0 {
+		return rest[:i]
+	}
+	return ""
 }

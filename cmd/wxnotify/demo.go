@@ -74,6 +74,10 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 		case "WECHAT_SECRET":
 			return demoSecret
 		case "QUEUE_PREFIX":
+			// Apart from the real queues, unless told otherwise.
+			if v := getenv(name); v != "" {
+				return v
+			}
 			return "wxnotify-demo"
 		case "LOG_FORMAT":
 			return "console"

@@ -83,7 +83,12 @@ func runEnqueue(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	defer in.Close()
-	sum, err := enqueueLines(ctx, prod, in, *parallel, e.stdout)
+	check := &lineChecker{
+		rules:  tasks.Rules{AppIDs: cfg.appIDs()},
+		prefix: cfg.QueuePrefix,
+		seen:   map[string]int{},
+	}
+	sum, err := enqueueLines(ctx, prod, check, in, *parallel, e.stdout)
 	fmt.Fprintf(e.stdout, "%s: enqueued %d, duplicates %d, rejected %d\n",
 		name, sum.enqueued, sum.duplicates, sum.rejected)
 	if err != nil {
@@ -102,7 +107,7 @@ func enqueueOne(ctx context.Context, prod *tasks.Producer, p *tasks.Payload, w i
 		fmt.Fprintf(w, "duplicate: id %q is already queued or was sent; nothing enqueued\n", p.ID)
 		return nil
 	case err != nil:
-		return fmt.Errorf("enqueue: %w", err)
+		return err // the producer's error already reads "enqueue ..."
 	}
 	fmt.Fprintf(w, "enqueued task %s on queue %s\n", info.ID, info.Queue)
 	return nil
@@ -135,50 +140,103 @@ type line struct {
 	p *tasks.Payload
 }
 
-// enqueueLines parses every line first (so a malformed line is reported
-// at once with its number), then enqueues valid ones with up to parallel
-// Redis calls in flight. A Redis failure stops the run: later lines are
-// not enqueued, and the error says from which line to resume.
-func enqueueLines(ctx context.Context, prod *tasks.Producer, r io.Reader, parallel int,
-	w io.Writer) (enqueueSummary, error) {
-	var (
-		sum  enqueueSummary
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		fail error
-	)
-	report := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, format, args...)
+// lineChecker parses and validates JSON lines in file order, so that
+// every problem is reported with its line number and a repeated id is
+// always reported at its second line, never at its first.
+type lineChecker struct {
+	rules  tasks.Rules
+	prefix string
+	// seen maps a task's queue and id to the line that first used them.
+	seen map[string]int
+}
+
+// verdict is what a lineChecker decided about one line.
+type verdict int
+
+const (
+	accepted verdict = iota
+	rejected
+	repeated
+)
+
+// check returns the payload of line n, or why it is not to be enqueued.
+func (c *lineChecker) check(n int, text string) (*tasks.Payload, verdict, string) {
+	p, err := tasks.ParsePayload([]byte(text))
+	if err == nil {
+		err = c.rules.Validate(p)
+	}
+	if err != nil {
+		return nil, rejected, fmt.Sprintf("line %d: rejected: %v", n, err)
+	}
+	if p.ID == "" {
+		return p, accepted, ""
 	}
 
-	work := make(chan line)
-	if parallel < 1 {
-		parallel = 1
+	key := tasks.QueueName(c.prefix, p.Priority) + "\x00" + p.ID
+	if first, ok := c.seen[key]; ok {
+		return nil, repeated, fmt.Sprintf("line %d: duplicate id %q, same as line %d; skipped",
+			n, p.ID, first)
 	}
-	for range parallel {
+	c.seen[key] = n
+	return p, accepted, ""
+}
+
+// tally collects the outcome of every line; enqueue goroutines share it.
+type tally struct {
+	mu   sync.Mutex
+	w    io.Writer
+	sum  enqueueSummary
+	fail error // the first Redis failure; it stops the run
+}
+
+// note counts one line under count and prints msg for it.
+func (t *tally) note(count *int, msg string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	*count++
+	fmt.Fprintln(t.w, msg)
+}
+
+// record counts the result of enqueueing line l.
+func (t *tally) record(l line, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err == nil:
+		t.sum.enqueued++
+	case errors.Is(err, tasks.ErrDuplicate):
+		t.sum.duplicates++
+		fmt.Fprintf(t.w, "line %d: duplicate id %q, already queued or sent; skipped\n", l.n, l.p.ID)
+	case isValidation(err):
+		t.sum.rejected++
+		fmt.Fprintf(t.w, "line %d: rejected: %v\n", l.n, validationOf(err))
+	case t.fail == nil:
+		t.fail = fmt.Errorf("line %d: %w (lines from here on may not be queued)", l.n, err)
+	}
+}
+
+func (t *tally) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.fail != nil
+}
+
+// enqueueLines checks every line in order (so a bad line is reported at
+// once with its number), then enqueues valid ones with up to parallel
+// Redis calls in flight. A Redis failure stops the run: later lines are
+// not enqueued, and the error says from which line to resume.
+func enqueueLines(ctx context.Context, prod *tasks.Producer, check *lineChecker, r io.Reader,
+	parallel int, w io.Writer) (enqueueSummary, error) {
+	t := &tally{w: w}
+	work := make(chan line)
+	var wg sync.WaitGroup
+	for range max(parallel, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for l := range work {
 				_, err := prod.Enqueue(ctx, l.p)
-				mu.Lock()
-				switch {
-				case err == nil:
-					sum.enqueued++
-				case errors.Is(err, tasks.ErrDuplicate):
-					sum.duplicates++
-					fmt.Fprintf(w, "line %d: duplicate id %q, already queued or sent; skipped\n", l.n, l.p.ID)
-				case isValidation(err):
-					sum.rejected++
-					fmt.Fprintf(w, "line %d: rejected: %v\n", l.n, err)
-				default:
-					if fail == nil {
-						fail = fmt.Errorf("line %d: enqueue: %w (lines from here on may not be queued)", l.n, err)
-					}
-				}
-				mu.Unlock()
+				t.record(l, err)
 			}
 		}()
 	}
@@ -192,18 +250,16 @@ func enqueueLines(ctx context.Context, prod *tasks.Producer, r io.Reader, parall
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		p, err := tasks.ParsePayload([]byte(text))
-		if err != nil {
-			mu.Lock()
-			sum.rejected++
-			mu.Unlock()
-			report("line %d: rejected: %v\n", n, err)
+		p, v, msg := check.check(n, text)
+		if v == rejected {
+			t.note(&t.sum.rejected, msg)
 			continue
 		}
-		mu.Lock()
-		stop := fail != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
+		if v == repeated {
+			t.note(&t.sum.duplicates, msg)
+			continue
+		}
+		if t.failed() || ctx.Err() != nil {
 			break
 		}
 		work <- line{n: n, p: p}
@@ -211,16 +267,24 @@ func enqueueLines(ctx context.Context, prod *tasks.Producer, r io.Reader, parall
 	close(work)
 	wg.Wait()
 
-	if err := sc.Err(); err != nil && fail == nil {
-		fail = fmt.Errorf("line %d: read: %w", n+1, err)
+	if err := sc.Err(); err != nil && t.fail == nil {
+		t.fail = fmt.Errorf("line %d: read: %w", n+1, err)
 	}
-	if fail == nil && ctx.Err() != nil {
-		fail = ctx.Err()
+	if t.fail == nil && ctx.Err() != nil {
+		t.fail = ctx.Err()
 	}
-	return sum, fail
+	return t.sum, t.fail
 }
 
 func isValidation(err error) bool {
+	return validationOf(err) != nil
+}
+
+// validationOf returns the *tasks.ValidationError in err's chain, or nil.
+func validationOf(err error) *tasks.ValidationError {
 	var ve *tasks.ValidationError
-	return errors.As(err, &ve)
+	if errors.As(err, &ve) {
+		return ve
+	}
+	return nil
 }
