@@ -13,8 +13,9 @@ import (
 	"github.com/wxnotify/wxnotify/tasks"
 )
 
-// maxLineBytes bounds one JSON line; a longer line is rejected, not read
-// into memory whole.
+// maxLineBytes bounds one JSON line. A longer line stops the run with an
+// error naming its number (lines before it are enqueued), rather than
+// being read into memory whole.
 const maxLineBytes = 1 << 20
 
 // dataFlags collects repeated --data key=value flags.
@@ -63,6 +64,9 @@ func runEnqueue(ctx context.Context, args []string, e *env) error {
 	cfg, err := loadConfig(ov.getenv(e.getenv), false)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
+	}
+	if err := pingRedis(ctx, cfg); err != nil {
+		return err
 	}
 	prod := tasks.NewProducer(cfg.RedisOpt, tasks.ProducerOptions{
 		QueuePrefix: cfg.QueuePrefix,

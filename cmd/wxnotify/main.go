@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // env is the process environment seen by a subcommand: variables plus the
@@ -54,6 +56,9 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// go-redis prints dial retries straight to stderr; wxnotify reports
+	// Redis failures itself, once, with what to do.
+	redis.SetLogger(silentRedisLogger{})
 
 	e := &env{
 		getenv:           os.Getenv,
@@ -186,6 +191,10 @@ func (o *overrides) getenv(base func(string) string) func(string) string {
 		return base(name)
 	}
 }
+
+type silentRedisLogger struct{}
+
+func (silentRedisLogger) Printf(context.Context, string, ...any) {}
 
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()

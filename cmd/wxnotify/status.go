@@ -119,6 +119,19 @@ func operatorSetup(ctx context.Context, getenv func(string) string) (*config, re
 	return cfg, rdb, nil
 }
 
+// pingRedis fails fast, naming the Redis, when it does not answer, instead
+// of letting every enqueue wait out the client's retries.
+func pingRedis(ctx context.Context, cfg *config) error {
+	rdb := cfg.RedisOpt.MakeRedisClient().(redis.UniversalClient)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w; is it running? (REDIS_URL)", redactedRedisURL(cfg), err)
+	}
+	return nil
+}
+
 func accountIDs(cfg *config, flagID string) []string {
 	if flagID != "" {
 		return []string{flagID}
