@@ -30,5 +30,19 @@ vet: ## go vet and gofmt check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 .PHONY: bench
-bench: ## run the Go benchmarks of the hot paths (allocations reported)
+bench: ## measure throughput, latency, tokens, rate limit, enqueue, cost into docs/benchmarks.md; then gobench
+	$(GO) run ./bench/harness bench -out docs/benchmarks.md
+	@$(MAKE) --no-print-directory gobench
+
+.PHONY: gobench
+gobench: ## run the Go benchmarks of the hot paths (allocations reported)
 	@scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: chaos
+chaos: ## run the fault suite (worker kills, Redis restart, WeChat faults) into docs/benchmarks.md
+	$(GO) run ./bench/harness chaos -out docs/benchmarks.md
+
+.PHONY: bench-smoke
+bench-smoke: ## CI form of bench and chaos: tiny N, the quick fault scenarios, seconds
+	$(GO) run ./bench/harness smoke -out $${TMPDIR:-/tmp}/wxnotify-bench-smoke.md
+	@scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchtime 1x -benchmem $(PKGS)
