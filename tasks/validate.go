@@ -158,6 +158,16 @@ func (r Rules) Validate(p *Payload) error {
 	return r.validate(p, len(b))
 }
 
+// ValidateEncoded checks p, decoded from encoded, without encoding it
+// again to measure its size: the worker's path, where the task payload is
+// at hand.
+func (r Rules) ValidateEncoded(p *Payload, encoded []byte) error {
+	if p == nil {
+		return &ValidationError{Errors: []FieldError{{"payload", "required"}}}
+	}
+	return r.validate(p, len(encoded))
+}
+
 // Validate checks p with the zero Rules.
 func (p *Payload) Validate() error { return Rules{}.Validate(p) }
 

@@ -315,3 +315,20 @@ func TestValidationErrorNeverQuotesDataValues(t *testing.T) {
 		t.Errorf("Validate = %v, want an error without the value", err)
 	}
 }
+
+func TestValidateEncodedMeasuresTheGivenBytes(t *testing.T) {
+	t.Parallel()
+	p := validPayload()
+	raw := []byte(`{"touser":"` + p.ToUser + `", "padding": "` + strings.Repeat("x", 200) + `"}`)
+	rules := tasks.Rules{MaxPayloadBytes: len(raw) - 1}
+
+	got := problemsOf(t, rules.ValidateEncoded(p, raw))
+
+	want := fmt.Sprintf("payload: %d bytes, over the limit of %d", len(raw), len(raw)-1)
+	if !slices.Equal(got, []string{want}) {
+		t.Errorf("problems = %q, want [%q]", got, want)
+	}
+	if err := (tasks.Rules{}).ValidateEncoded(nil, raw); err == nil {
+		t.Error("ValidateEncoded(nil) = nil, want an error")
+	}
+}

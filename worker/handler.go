@@ -94,7 +94,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, o *outcome) error 
 	}
 	o.appID, o.openID, o.templateID = p.AppID, p.ToUser, p.TemplateID
 
-	if err := h.rules.Validate(p); err != nil {
+	if err := h.rules.ValidateEncoded(p, t.Payload()); err != nil {
 		return h.reject(o, "invalid payload: "+err.Error())
 	}
 	acct, err := h.account(p.AppID)
