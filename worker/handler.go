@@ -108,9 +108,8 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task, o *outcome) error 
 	}
 
 	msg := toMessage(p, clientMsgID(p, o.taskID))
-	adm, err := h.ctl.admit(ctx, acct.AppID, o.taskID, p.TemplateID, acct.Rate)
+	adm, err := h.reserve(ctx, acct, o)
 	if err != nil {
-		o.decision = Decision{Action: Retry, Reason: "redis unavailable for the admission check"}
 		return err
 	}
 	if done, err := h.admitted(ctx, t, o, adm, msg.ClientMsgID); done {
@@ -142,20 +141,48 @@ func (h *Handler) admitted(ctx context.Context, t *asynq.Task, o *outcome, adm a
 		return true, h.waitUntil(rec.until(), fmt.Sprintf("account %s %s until %s: %s",
 			o.appID, rec.Kind, rec.until().UTC().Format(time.RFC3339), rec.Reason))
 	case adm.wait > 0:
+		// Come back while the slot it wanted is still ahead, so that the
+		// reserved slots never run dry while parked tasks sleep.
 		o.decision = Decision{Action: SlowAccount, Reason: "rate limit"}
-		return true, &DelayError{Delay: adm.wait + jitter(adm.wait/4),
+		horizon := h.ctl.horizon
+		return true, &DelayError{Delay: max(adm.wait-horizon/2, 100*time.Millisecond) + jitter(horizon/4),
 			Reason: "account " + o.appID + " is at its rate limit"}
 	}
-	if adm.sleep > 0 {
+	return false, nil
+}
+
+// lateTolerance is how late a send may wake for its rate slot and still
+// use it. A later wake-up (the process stalled) gives the slot up and asks
+// again, so a stalled process never releases a burst of overdue sends.
+const lateTolerance = 20 * time.Millisecond
+
+// reserve runs the admission check and sleeps until the rate slot it
+// reserved.
+func (h *Handler) reserve(ctx context.Context, acct Account, o *outcome) (admission, error) {
+	for try := 0; ; try++ {
+		adm, err := h.ctl.admit(ctx, acct.AppID, o.taskID, o.templateID, acct.Rate)
+		if err != nil {
+			o.decision = Decision{Action: Retry, Reason: "redis unavailable for the admission check"}
+			return adm, err
+		}
+		if adm.sleep <= 0 {
+			return adm, nil
+		}
+
+		due := time.Now().Add(adm.sleep)
 		select {
 		case <-ctx.Done():
 			h.endProbe(ctx, o, adm.probe, false)
 			o.decision = Decision{Action: Retry, Reason: "stopped while waiting for a rate slot"}
-			return true, ctx.Err()
+			return adm, ctx.Err()
 		case <-time.After(adm.sleep):
 		}
+		if time.Since(due) <= lateTolerance || try == 2 {
+			adm.sleep = 0
+			return adm, nil
+		}
+		h.endProbe(ctx, o, adm.probe, false)
 	}
-	return false, nil
 }
 
 // checkAge refuses a message older than the policy's MaxAge: it could

@@ -50,6 +50,10 @@ type Config struct {
 	SentRecordTTL   time.Duration
 	// Policy times the waits: account stops, slow-downs, quota, age.
 	Policy Policy
+	// ProbeLease bounds how long the one probe send after a stop may
+	// take before another task may probe; it must exceed the longest
+	// send (two HTTP calls: the send and its token replay). Default 30 s.
+	ProbeLease time.Duration
 	// RateHorizon is the longest a send waits in process for its rate
 	// slot; a longer wait parks the task instead. Default 2 s.
 	RateHorizon time.Duration
@@ -112,6 +116,9 @@ func (c *Config) setDefaults() error {
 		c.SentRecordTTL = DefaultSentRecordTTL
 	}
 	c.Policy.setDefaults()
+	if c.ProbeLease <= 0 {
+		c.ProbeLease = 3 * wechat.DefaultHTTPTimeout
+	}
 	if c.RateHorizon <= 0 {
 		c.RateHorizon = 2 * time.Second
 	}
@@ -134,7 +141,7 @@ func newHandler(cfg Config) *Handler {
 			rdb:        cfg.Redis,
 			prefix:     cfg.KeyPrefix,
 			sentTTL:    cfg.SentRecordTTL,
-			probeLease: 2 * wechat.DefaultHTTPTimeout,
+			probeLease: cfg.ProbeLease,
 			horizon:    cfg.RateHorizon,
 		},
 		policy: cfg.Policy,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -45,6 +46,7 @@ func runWorker(ctx context.Context, args []string, e *env) error {
 		KeyPrefix:       cfg.KeyPrefix,
 		Concurrency:     cfg.Concurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		ProbeLease:      2*cfg.HTTPTimeout + 5*time.Second,
 		Backoff:         cfg.Backoff,
 		Policy:          cfg.Policy,
 		Logger:          log,

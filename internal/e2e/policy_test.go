@@ -57,7 +57,12 @@ func TestDailyQuotaPausesTheFleetUntilEachReset(t *testing.T) {
 		procs, conc = 3, 50
 		interval    = 2 * time.Second
 	)
-	h := fleet.New(t, wechattest.Config{Faults: wechattest.Faults{DailyQuota: quota}})
+	// Tokens outlive the days the test skips, so each reset tests the
+	// quota path alone and not also a token expiring under the fleet.
+	h := fleet.New(t, wechattest.Config{
+		TokenTTL: 30 * 24 * time.Hour,
+		Faults:   wechattest.Faults{DailyQuota: quota},
+	})
 	h.Enqueue(fleet.Messages(n)...)
 	start := time.Now()
 	f := h.Start(procs, map[string]string{"WECHAT_QUOTA_PROBE_INTERVAL": interval.String()})
