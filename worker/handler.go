@@ -62,6 +62,7 @@ type outcome struct {
 	appID, openID string
 	templateID    string
 	attempt       int
+	maxRetry      int
 	decision      Decision
 	msgID         int64
 	replayed      bool
@@ -84,6 +85,7 @@ func (h *Handler) begin(ctx context.Context) *outcome {
 	o.queue, _ = asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	o.attempt = retried + 1
+	o.maxRetry, _ = asynq.GetMaxRetry(ctx)
 	return o
 }
 
@@ -377,6 +379,9 @@ func (h *Handler) report(o *outcome) {
 		ev, msg = h.log.Warn(), "archived, will not retry"
 	case !IsFailure(o.err):
 		msg = "waiting"
+	case o.err != nil && o.attempt > o.maxRetry:
+		ev, msg = h.log.Error(), "failed on its last retry, archived: fix the cause, then run it "+
+			"again from asynqmon"
 	case o.err != nil:
 		ev, msg = h.log.Warn(), "failed, will retry"
 	}
