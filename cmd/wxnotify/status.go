@@ -47,7 +47,8 @@ func runStatus(ctx context.Context, args []string, e *env) error {
 
 	ids := accountIDs(cfg, *appID)
 	if len(ids) == 0 {
-		fmt.Fprintln(e.stdout, "\nno account named: set WECHAT_APPID, WECHAT_ACCOUNTS_FILE or --appid to see stops")
+		fmt.Fprintln(e.stdout, "\nno account named: set WECHAT_APPID, WECHAT_ACCOUNTS_FILE "+
+			"or --appid to see stops")
 		return nil
 	}
 	fmt.Fprintln(e.stdout)
