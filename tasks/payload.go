@@ -59,7 +59,7 @@ type Value struct {
 }
 
 // Marshal encodes p as compact JSON without a trailing newline. Unlike
-// json.Marshal it leaves &, < and > as they are: WeChat refuses \uXXXX
+// json.Marshal it leaves &, < and > as they are: WeChat refuses \u00NN-style
 // escapes (errcode 40033), and query strings in url must survive intact.
 func (p *Payload) Marshal() ([]byte, error) {
 	var buf bytes.Buffer

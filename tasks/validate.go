@@ -321,7 +321,7 @@ func typeProblem(typ, s string, maxRunes int) string {
 }
 
 // textProblem refuses text that WeChat would not show on one line or
-// that Go's JSON encoder would turn into \uXXXX escapes (errcode 40033).
+// that Go's JSON encoder would turn into \u00NN-style escapes (errcode 40033).
 func textProblem(s string) string {
 	if !utf8.ValidString(s) {
 		return "is not valid UTF-8"

@@ -137,7 +137,7 @@ func stripURL(err error) error {
 // trailing newline.
 //
 // encoding/json still writes U+2028, U+2029 and control characters other
-// than \n, \r and \t as \uXXXX escapes; callers that must avoid 40033
+// than \n, \r and \t as \u00NN-style escapes; callers that must avoid 40033
 // should remove those characters from the values first.
 func EncodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
