@@ -140,8 +140,12 @@ func (h *Handler) admitted(ctx context.Context, t *asynq.Task, o *outcome, adm a
 	case adm.stopped != nil:
 		rec := adm.stopped
 		o.decision = Decision{Action: actionOfStop(rec.Kind), Code: rec.Code, Reason: rec.Reason}
-		return true, h.waitUntil(rec.until(), fmt.Sprintf("account %s %s until %s: %s",
-			o.appID, rec.Kind, rec.until().UTC().Format(time.RFC3339), rec.Reason))
+		tpl := ""
+		if rec.Kind == stopTemplate {
+			tpl = o.templateID
+		}
+		until := rec.until()
+		return true, h.waitUntil(until, stopReason(o.appID, tpl, rec.Kind, until, rec.Reason))
 	case adm.wait > 0:
 		// Come back while the slot it wanted is still ahead, so that the
 		// reserved slots never run dry while parked tasks sleep.
@@ -333,12 +337,17 @@ func (h *Handler) stopFor(ctx context.Context, o *outcome, probe bool, err error
 	if set && !reportedByTokenCache(err) {
 		h.logStop(o, kind, tpl, until)
 	}
-	subject := "account " + o.appID
-	if tpl != "" {
-		subject = "template " + tpl + " of account " + o.appID
+	return h.waitUntil(until, stopReason(o.appID, tpl, kind, until, d.Reason))
+}
+
+// stopReason is what a task parked by a stop shows in asynqmon, e.g.
+// "account wx123 quota until 2026-12-04T16:00:00Z: errcode 45009: ...".
+func stopReason(appID, templateID, kind string, until time.Time, reason string) string {
+	subject := "account " + appID
+	if templateID != "" {
+		subject = "template " + templateID + " of account " + appID
 	}
-	return h.waitUntil(until, fmt.Sprintf("%s %s until %s: %s",
-		subject, kind, until.UTC().Format(time.RFC3339), d.Reason))
+	return fmt.Sprintf("%s %s until %s: %s", subject, kind, until.UTC().Format(time.RFC3339), reason)
 }
 
 func (h *Handler) logStop(o *outcome, kind, tpl string, until time.Time) {

@@ -152,10 +152,11 @@ func Classify(err error) Decision {
 	}
 
 	var te *wechat.TransportError
-	if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
-		if te != nil && te.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return Decision{Action: Retry, Reason: "timeout waiting for wechat"}
-		}
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout()
+	switch {
+	case timedOut:
+		return Decision{Action: Retry, Reason: "timeout waiting for wechat"}
+	case te != nil:
 		return Decision{Action: Retry, Reason: "no answer from wechat"}
 	}
 

@@ -157,10 +157,6 @@ func newHandler(cfg Config) *Handler {
 	return h
 }
 
-// Handler returns the task handler, for tests and for embedding in an
-// asynq server of one's own.
-func (w *Worker) Handler() *Handler { return w.handler }
-
 // Run processes tasks until ctx is cancelled, then stops fetching, lets
 // running sends finish for up to the shutdown timeout, and returns.
 func (w *Worker) Run(ctx context.Context) error {

@@ -242,16 +242,6 @@ func (p *proc) stop(sig syscall.Signal, limit time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // tail returns the last lines of the process's log, for error messages.
 func (p *proc) tail() string {
 	b, _ := os.ReadFile(p.log)

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func Addr() string {
 }
 
 // URL is the test Redis as a REDIS_URL.
-func URL() string { return "redis://" + Addr() + "/" + itoa(DB) }
+func URL() string { return "redis://" + Addr() + "/" + strconv.Itoa(DB) }
 
 // ConnOpt is the test Redis as an asynq connection option.
 func ConnOpt() asynq.RedisClientOpt { return asynq.RedisClientOpt{Addr: Addr(), DB: DB} }
@@ -97,11 +98,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
